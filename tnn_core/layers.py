@@ -7,7 +7,7 @@ the built-in ones do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -83,24 +83,23 @@ def init_bias(bias: torch.Tensor | None, value: float | None) -> None:
         bias.fill_(float(value))
 
 
-class TimeVaryingNorm(nn.Module):
+class TimeVaryingNorm(nn.ModuleList):
     """One normalisation layer per time step, selected by ``curr_timestep``.
 
-    Holds ``num_timesteps`` copies in ``self.bns`` (the state-dict layout that
-    PyTorchTNN uses, ``bns.<t>.weight``). Unrolling for more steps than
-    ``num_timesteps`` is an error; graphs check ``max_timesteps`` before an
-    unroll starts so the message can name the node.
+    A ``ModuleList`` of ``num_timesteps`` layers, so a component that stores
+    it as ``self.bns`` has PyTorchTNN's state-dict layout (``bns.<t>.weight``).
+    Unrolling for more steps than ``num_timesteps`` is an error; graphs check
+    ``max_timesteps`` before an unroll starts so the message can name the node.
     """
 
-    def __init__(self, make_norm: Any, num_timesteps: int | None) -> None:
-        super().__init__()
+    def __init__(self, make_norm: Callable[[], nn.Module], num_timesteps: int | None) -> None:
         if num_timesteps is None or int(num_timesteps) < 1:
             raise ValueError(
                 "batchnorm_timevary needs num_timesteps (a positive integer): set num_timesteps "
                 "at the top of the config or pass it to the TemporalGraph"
             )
+        super().__init__([make_norm() for _ in range(int(num_timesteps))])
         self.max_timesteps = int(num_timesteps)
-        self.bns = nn.ModuleList([make_norm() for _ in range(self.max_timesteps)])
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
         if curr_timestep is None:
@@ -110,7 +109,7 @@ class TimeVaryingNorm(nn.Module):
                 f"time step {curr_timestep} is outside the {self.max_timesteps} time steps this "
                 f"time-varying batch norm was built for"
             )
-        return self.bns[curr_timestep](x)
+        return self[curr_timestep](x)
 
 
 def max_timesteps_of(module: nn.Module) -> int | None:

@@ -1,0 +1,1 @@
+"""The ``tnn`` command line."""
