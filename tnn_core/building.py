@@ -26,9 +26,20 @@ from .registry import KIND_LABELS, registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_component", "check_component_spec", "accepted_arguments", "spec_name"]
+__all__ = ["build_component", "check_component_spec", "accepted_arguments", "spec_name", "INFERRED"]
 
 _EMPTY = inspect.Parameter.empty
+
+
+class _Inferred:
+    """Marks a provided argument whose value is only known once the graph is built."""
+
+    def __repr__(self) -> str:
+        return "<inferred>"
+
+
+#: Value for ``provided`` arguments during validation, before shapes are known.
+INFERRED = _Inferred()
 
 
 def spec_name(spec: Any) -> str | None:
@@ -137,7 +148,7 @@ def check_component_spec(
             valid = ", ".join(p for p in params if p not in provided) or "(none)"
             problems.append(Problem(f"{where}.{key}", f"{spec['name']} does not accept {key!r}.{hint} Valid keys: {valid}"))
             continue
-        if key in provided and key in params and value != provided[key] and not _equivalent(value, provided[key]):
+        if key in provided and key in params and provided[key] is not INFERRED and value != provided[key] and not _equivalent(value, provided[key]):
             problems.append(
                 Problem(f"{where}.{key}", f"config sets {key}={value!r} but the graph gives {provided[key]!r} here; "
                         f"remove the key or make it match")
