@@ -146,7 +146,7 @@ def build_conv(
     padding_value = _check_padding(padding, stride_pair)
 
     if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}")
+        raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
     check_flag("use_bias", use_bias)
 
     if not _is_int(groups) or groups < 1:
