@@ -38,7 +38,8 @@ class ChannelLayerNorm(nn.LayerNorm):
     Takes ``(batch, channels, height, width)`` (or ``(batch, channels)``) and
     normalizes each ``(batch, :, h, w)`` vector, which is what PyTorchTNN's
     cells do by applying ``nn.LayerNorm(channels)`` to channels-last tensors.
-    The TF convrnns cells normalize over channels and space together instead.
+    The TF convrnns cells call ``tf.contrib.layers.layer_norm`` with its default
+    ``begin_norm_axis=1``, so they normalize over channels and space together instead.
     The parameters are ``weight`` and ``bias`` of shape ``(channels,)``, as in
     ``nn.LayerNorm``, so PyTorchTNN state dicts load unchanged.
     """
