@@ -88,7 +88,7 @@ def test_crelu_on_output_rejected() -> None:
 # --- init_dict -----------------------------------------------------------------------------------
 
 
-def test_init_dict_used_by_every_conv_and_not_mutated() -> None:
+def test_init_dict_reaches_every_conv() -> None:
     init_dict = {"method": "constant_", "val": 0.125}
     original = copy.deepcopy(init_dict)
     options = dict(

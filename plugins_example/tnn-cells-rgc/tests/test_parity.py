@@ -2,7 +2,7 @@
 
 Each recorded file holds the constructor kwargs, a state dict (float16 values),
 four steps of inputs and the reference's outputs and states in float32 and
-float64. The files live in ``ptnn-parity/cells``, found through the
+float64, recorded with PyTorchTNN commit 50713d98. The files live in ``ptnn-parity/cells``, found through the
 ``TNN_PARITY_DIR`` environment variable (pointing at ``ptnn-parity``) or
 next to the repository as ``../shared/ptnn-parity``.
 """
@@ -57,11 +57,11 @@ def _run_recording(record: dict, dtype: torch.dtype) -> tuple[list[torch.Tensor]
     return outputs, states
 
 
-def _assert_close(actual: list[torch.Tensor], expected: list[torch.Tensor], what: str, rtol: float, atol_scale: float):
-    assert len(actual) == len(expected), f"{what}: {len(actual)} steps, expected {len(expected)}"
+def _assert_close(actual: list[torch.Tensor], expected: list[torch.Tensor], label: str, rtol: float, atol_scale: float) -> None:
+    assert len(actual) == len(expected), f"{label}: {len(actual)} steps, expected {len(expected)}"
     for t, (got, ref) in enumerate(zip(actual, expected)):
         atol = atol_scale * max(1.0, ref.abs().max().item())
-        torch.testing.assert_close(got, ref, rtol=rtol, atol=atol, msg=lambda m: f"{what} at step {t}: {m}")
+        torch.testing.assert_close(got, ref, rtol=rtol, atol=atol, msg=lambda m: f"{label} at step {t}: {m}")
 
 
 @pytest.mark.skipif(

@@ -24,19 +24,18 @@ __all__ = ["ReciprocalGatedCell", "FEEDBACK_ENTRIES"]
 
 logger = logging.getLogger(__name__)
 
-#: Where the feedback input is added: to the input, to the cell's input or to the output's input.
+#: Valid ``feedback_entry`` values: the feedback is added to the input, the cell's input or the output's input.
 FEEDBACK_ENTRIES = ("input", "cell", "out")
 
-# Options that PyTorchTNN accepts without using them; here they have the meaning of the
-# TF convrnns median cell. Each maps to its default.
-_MEDIAN_OPTIONS: dict[str, Any] = {
-    "tau_bias": 0.0,
-    "gate_bias": 0.0,
-    "input_to_tau": False,
-    "input_to_gate": False,
-    "residual_to_cell_tau": False,
-    "residual_to_cell_gate": False,
-    "residual_to_out_tau": False,
+# The conv that each option reading res_input builds. Without its conv (option off, or no cell) the
+# option needs no res_input.
+_RESIDUAL_PATHS = {
+    "cell_residual": "res2cell_conv",
+    "out_residual": "res2out_conv",
+    "residual_to_out_gate": "out_gate_conv",
+    "residual_to_cell_tau": "res2cell_tau_conv",
+    "residual_to_cell_gate": "res2cell_gate_conv",
+    "residual_to_out_tau": "res2out_tau_conv",
 }
 
 
@@ -79,7 +78,7 @@ class ReciprocalGatedCell(nn.Module):
 
     where :math:`*` is a 2-D convolution followed by batch norm when
     ``batchnorm`` is set (each :math:`W` is a separate bias-free conv),
-    :math:`[\cdot]` is 1 when the option holds and 0 otherwise,
+    :math:`[\cdot]` is 1 when the option is set and 0 otherwise,
     :math:`\sigma_\tau, \sigma_g` are ``tau_nonlinearity`` and
     ``gate_nonlinearity``, :math:`o, k` the offsets and multipliers,
     :math:`b_\tau, b_g` ``tau_bias`` and ``gate_bias``, :math:`\phi` the
@@ -473,7 +472,7 @@ class ReciprocalGatedCell(nn.Module):
             "cell_to_out": self.cell_to_out,
             "residual_to_cell_tau": self.residual_to_cell_tau,
             "residual_to_cell_gate": self.residual_to_cell_gate,
-            "gate_bias": self._gate_bias != _MEDIAN_OPTIONS["gate_bias"],
+            "gate_bias": self._gate_bias != 0.0,
             "feedback_entry='cell'": self.feedback_entry == "cell" and self.fb_channels is not None,
         }
         needs_gate_kernel = {
@@ -529,19 +528,14 @@ class ReciprocalGatedCell(nn.Module):
                 "fb_input was given but the cell was built with fb_channels=None: set fb_channels to its channels"
             )
 
-        needs_residual = [
-            name
-            for name in ("cell_residual", "out_residual", "residual_to_out_gate", "residual_to_cell_tau",
-                         "residual_to_cell_gate", "residual_to_out_tau")
-            if getattr(self, name) and hasattr(self, _RESIDUAL_PATHS[name])
-        ]
+        needs_residual = [name for name, path in _RESIDUAL_PATHS.items() if hasattr(self, path)]
         if res_input is None and needs_residual:
             raise ValueError(f"res_input is required because {', '.join(needs_residual)} is set")
 
     def _previous_cell_value(self, prev_cell: torch.Tensor) -> torch.Tensor:
         """Return the ``cell_depth``-channel cell that the decay term multiplies.
 
-        With CReLU the state holds ``[relu(a), relu(-a)]``, whose difference is ``a``.
+        With CReLU the state contains ``[relu(a), relu(-a)]``, whose difference is ``a``.
         """
         if isinstance(self._cell_activation, CReLU):
             positive, negative = torch.split(prev_cell, self.cell_depth, dim=1)
@@ -682,13 +676,3 @@ class ReciprocalGatedCell(nn.Module):
             shift = value if shift is None else value + shift
         return shift
 
-
-# The conv that each residual option builds; an option whose conv is absent (no cell) needs no res_input.
-_RESIDUAL_PATHS = {
-    "cell_residual": "res2cell_conv",
-    "out_residual": "res2out_conv",
-    "residual_to_out_gate": "out_gate_conv",
-    "residual_to_cell_tau": "res2cell_tau_conv",
-    "residual_to_cell_gate": "res2cell_gate_conv",
-    "residual_to_out_tau": "res2out_tau_conv",
-}

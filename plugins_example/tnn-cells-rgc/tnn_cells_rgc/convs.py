@@ -118,7 +118,7 @@ class ConvOptions:
         self.dilation = to_pair("dilation", dilation)
         self.groups = check_positive_int("groups", groups)
         if padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}")
+            raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
         self.padding_mode = padding_mode
 
         self.use_bias = check_flag("use_bias", use_bias)
@@ -297,8 +297,8 @@ class DepthSeparableConvOp(_NormActivationMixin):
             bias=with_bias,
             padding_mode=options.padding_mode,
         )
-        # NOTE: PyTorchTNN gives point_wise a bias even with use_bias=False; here
-        # use_bias=False removes it, so such PyTorchTNN state dicts have one extra key.
+        # NOTE: PyTorchTNN keeps the point_wise bias even with use_bias=False. Here it goes,
+        # so PyTorchTNN state dicts for that setting have one extra key.
         self.point_wise = nn.Conv2d(in_channels, out_channels, kernel_size=1, padding="valid", bias=with_bias)
 
         convs = [self.depth_wise, self.point_wise] + ([self.repeat_depth] if self.repeat else [])
