@@ -515,7 +515,8 @@ class ReciprocalGatedCell(nn.Module):
             )
         if state is None and self.state_shape is not None and tuple(inputs.shape[2:]) != self.state_shape:
             raise ValueError(
-                f"inputs have spatial size {tuple(inputs.shape[2:])} but state_shape is {self.state_shape}"
+                f"inputs have spatial size {tuple(inputs.shape[2:])} but state_shape is {self.state_shape}: "
+                f"set state_shape to the input size or remove it"
             )
         if state is not None and (state.dim() != 4 or state.shape[1] != self.state_channels):
             raise ValueError(

@@ -66,12 +66,7 @@ def to_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
 
 
 class CReLU(nn.Module):
-    """Concatenated ReLU: ``cat([relu(x), relu(-x)])`` along channels, doubling them.
-
-    Shang et al. 2016, "Understanding and improving convolutional neural
-    networks via concatenated rectified linear units" (ICML); the same
-    function as ``tf.nn.crelu``.
-    """
+    """Concatenated ReLU: ``cat([relu(x), relu(-x)])`` along channels, doubling them, as ``tf.nn.crelu`` does."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(torch.cat([x, -x], dim=1))
