@@ -79,6 +79,10 @@ def build_nodes(spec: GraphSpec, recurrent_module: Any = None) -> tuple[dict[str
     for name in topology.build_order:
         node = spec.nodes[name]
         splits = _cell_splits_inputs(node)
+        ff = topology.feedforward_input(name)
+        if splits and ff is not None and ff not in topology.predecessors[name]:
+            raise ConfigError(Problem(node.where("shape_from"), f"{node.recurrent_cell['name']} splits feedforward and feedback "
+                                      f"inputs, so shape_from must be a direct predecessor; got {ff!r}"))
         order = topology.harbor_order(name, split=splits)
         input_shapes, guessed = _harbor_input_shapes(spec, name, order, infos)
         if guessed:

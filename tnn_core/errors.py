@@ -18,6 +18,7 @@ class Problem:
 
     where: str
     message: str
+    missing_component: str | None = None
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message

@@ -213,7 +213,7 @@ class Registry:
         if in_process:
             return in_process[0]
         if not candidates:
-            raise ComponentNotFoundError(Problem(where, self._not_found_message(kind, name, plain, dist_wanted)))
+            raise ComponentNotFoundError(Problem(where, self._not_found_message(kind, name, plain, dist_wanted), missing_component=name))
         if len(candidates) > 1:
             providers = ", ".join(f"{e.distribution} {e.version} ({e.target})" for e in candidates)
             choices = " or ".join(f'"{e.qualified_name}"' for e in candidates)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .building import INFERRED, check_component_spec
-from .errors import ConfigError, Problem
+from .errors import ComponentNotFoundError, ConfigError, Problem
 from .protocols import PROVIDED_ARGUMENTS
 from .registry import registry
 from .topology import Topology
@@ -113,6 +113,8 @@ def parse_graph_config(
         _check_components(node, problems)
 
     if problems:
+        if all(p.missing_component for p in problems):
+            raise ComponentNotFoundError(problems, source=source)
         raise ConfigError(problems, source=source)
 
     topology = Topology(
@@ -304,30 +306,45 @@ def _check_shape_from(nodes: dict[str, NodeSpec], edges: list[tuple[str, str]], 
     predecessors: dict[str, set[str]] = {n: set() for n in nodes}
     for src, dst in edges:
         predecessors[dst].add(src)
+
+    def ancestors(name: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(predecessors[name])
+        while stack:
+            current = stack.pop()
+            if current not in seen:
+                seen.add(current)
+                stack.extend(predecessors[current])
+        return seen
+
     for node in nodes.values():
         where = node.where("shape_from")
         if node.name in input_nodes:
             if node.shape_from is not None:
                 problems.append(Problem(where, f"input nodes take the stimulus size; set shape_from to null (got {node.shape_from!r})"))
             continue
+        preds = sorted(predecessors[node.name])
         if node.shape_from is None:
-            preds = sorted(predecessors[node.name])
             problems.append(Problem(where, f"missing: name the feedforward predecessor whose spatial size this node takes (one of {preds})"))
-        elif node.shape_from not in predecessors[node.name]:
-            preds = sorted(predecessors[node.name])
-            problems.append(Problem(where, f"{node.shape_from!r} is not a predecessor of {node.name!r}; choose one of {preds} "
-                                    f"or add an edge from {node.shape_from!r}"))
+        elif node.shape_from not in nodes:
+            problems.append(Problem(where, f"unknown node {node.shape_from!r}; choose one of the predecessors {preds}"))
+        elif node.shape_from not in ancestors(node.name):
+            # PyTorchTNN accepts any upstream node here (one of its own configs uses a
+            # grandparent), so only nodes with no path into this one are rejected.
+            problems.append(Problem(where, f"{node.shape_from!r} is not a predecessor of {node.name!r} (no path leads from it "
+                                    f"to {node.name!r}); choose one of {preds} or add an edge from {node.shape_from!r}"))
     if any(p.where.endswith(".shape_from") for p in problems):
         return
-    for node in nodes.values():  # every shape_from chain must end at an input node
+
+    for node in nodes.values():  # following shape_from must lead back to an input node
         chain = [node.name]
         current = node.shape_from
         while current is not None and current not in chain:
             chain.append(current)
-            current = nodes[current].shape_from if current not in input_nodes else None
+            current = nodes[current].shape_from
         if current is not None:
             problems.append(Problem(node.where("shape_from"), f"shape_from forms a cycle ({' -> '.join(chain + [current])}); "
-                                    "the chain of shape_from must lead back to an input node"))
+                                    "following shape_from must lead back to an input node"))
             return
 
 

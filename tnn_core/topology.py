@@ -1,14 +1,16 @@
-"""Graph structure of a TNN: predecessors, depths, feedback edges and node orders.
+"""Graph structure of a TNN: predecessors, feedback edges and node orders.
 
 Which edges are feedback is decided from the graph, never from node names:
 
 * with ``ff_order`` in the config, an edge is feedback when its source does
   not come before its target in that order (PyTorchTNN's meaning);
-* otherwise every node has a depth, 0 for input nodes and one more than its
-  ``shape_from`` predecessor (the feedforward input that sets its spatial
-  size), and an edge ``u -> v`` is feedback when it lies on a cycle and
-  ``depth(u) >= depth(v)``. Edges that lie on no cycle are always
-  feedforward, so a DAG has no feedback edges.
+* otherwise a depth-first search starts at the input nodes (in config order)
+  and, from each node, first follows the edges into nodes whose
+  ``shape_from`` is that node (their feedforward input), then the other
+  edges in config node order. An edge into a node that is still on the
+  search path closes a cycle and is feedback (self-loops included). A DAG
+  therefore has no feedback edges, and in a cycle the edge that leads back
+  towards the input is the feedback one.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ class Topology:
 
     predecessors: dict[str, list[str]] = field(init=False)
     successors: dict[str, list[str]] = field(init=False)
-    depth: dict[str, int] = field(init=False)
     feedback_edges: set[tuple[str, str]] = field(init=False)
     full_order: list[str] = field(init=False)
     build_order: list[str] = field(init=False)
@@ -47,27 +48,11 @@ class Topology:
             self.successors[src].append(dst)
         for n in self.node_names:
             self.predecessors[n].sort()  # PyTorchTNN's harbor order: plain string sort
-        self.depth = self._shape_from_depths()
         self.feedback_edges = self._find_feedback_edges()
         self.full_order = self._order_without(self.feedback_edges)
         self.build_order = self._build_order()
 
     # -- derived structure -------------------------------------------------
-
-    def _shape_from_depths(self) -> dict[str, int]:
-        depth: dict[str, int] = {}
-        for n in self.node_names:
-            chain = []
-            current: str | None = n
-            while current is not None and current not in depth:
-                chain.append(current)
-                current = self.shape_from.get(current)
-                if current in chain:  # validated configs have no shape_from cycle
-                    raise ValueError(f"shape_from cycle through {current!r}")
-            base = depth[current] if current is not None else -1
-            for offset, node in enumerate(reversed(chain), start=1):
-                depth[node] = base + offset
-        return depth
 
     def reachable_from(self, start: Iterable[str]) -> set[str]:
         """Return the nodes reachable from ``start`` (including it) along edges."""
@@ -85,24 +70,55 @@ class Topology:
         if self.ff_order is not None:
             position = {n: i for i, n in enumerate(self.ff_order)}
             return {(u, v) for u, v in self.edges if position[u] >= position[v]}
-        feedback = set()
-        for u, v in self.edges:
-            on_cycle = u == v or u in self.reachable_from([v])
-            if on_cycle and self.depth[u] >= self.depth[v]:
-                feedback.add((u, v))
+
+        config_position = {n: i for i, n in enumerate(self.node_names)}
+
+        def visit_order(node: str) -> list[str]:
+            return sorted(self.successors[node], key=lambda nxt: (self.shape_from.get(nxt) != node, config_position[nxt]))
+
+        feedback: set[tuple[str, str]] = set()
+        finished: set[str] = set()
+        on_path: set[str] = set()
+        for root in self.input_nodes:
+            if root in finished:
+                continue
+            # Iterative depth-first search; each frame is (node, successors still to visit).
+            stack = [(root, iter(visit_order(root)))]
+            on_path.add(root)
+            while stack:
+                node, pending = stack[-1]
+                nxt = next(pending, None)
+                if nxt is None:
+                    stack.pop()
+                    on_path.discard(node)
+                    finished.add(node)
+                elif nxt in on_path:
+                    feedback.add((node, nxt))
+                elif nxt not in finished:
+                    on_path.add(nxt)
+                    stack.append((nxt, iter(visit_order(nxt))))
         return feedback
 
     def _order_without(self, removed: set[tuple[str, str]]) -> list[str]:
         if self.ff_order is not None:
             return list(self.ff_order)
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for n in sorted(self.node_names, key=lambda name: (self.depth[name], self.node_names.index(name))):
+        for n in self.node_names:
             sorter.add(n, *[p for p in self.predecessors[n] if (p, n) not in removed])
         return list(sorter.static_order())
 
     def _build_order(self) -> list[str]:
-        # A node is built once its shape_from predecessor is, since that sets its spatial size.
-        return sorted(self.node_names, key=lambda n: (self.depth[n], self.full_order.index(n)))
+        # A node is built after its shape_from node, which sets its spatial size.
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for n in self.full_order:
+            sorter.add(n)
+        for n in self.full_order:
+            if self.shape_from.get(n) is not None:
+                sorter.add(n, self.shape_from[n])
+        try:
+            return list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            raise ValueError(f"shape_from forms a cycle: {' -> '.join(exc.args[1])}") from exc
 
     # -- queries -------------------------------------------------------------
 
