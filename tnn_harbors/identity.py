@@ -20,15 +20,15 @@ class IdentityHarbor(nn.Module):
 
     Maps inputs ``(batch, C_i, H, W)`` to ``(batch, sum(C_i), H, W)``, or
     vectors ``(batch, C_i)`` to ``(batch, sum(C_i))``. Every input must
-    already have the spatial size ``output_spatial``; use ``ResizeConcat``
+    already have the spatial size ``output_spatial``, so use ``ResizeConcat``
     for inputs of different sizes. Registered under the name ``Identity``
     in the ``tnn.harbors`` group.
 
     Args:
         input_shapes: input shapes without the batch dimension, in
-            concatenation order; the graph provides them.
+            concatenation order, provided by the graph.
         output_spatial: the node's ``(height, width)``, or ``()`` for vector
-            inputs; the graph provides it.
+            inputs, provided by the graph.
 
     Attributes:
         out_channels: channels of the output, the sum of the input channels.
@@ -42,7 +42,7 @@ class IdentityHarbor(nn.Module):
         if mismatched:
             raise ValueError(
                 f"the Identity harbor needs every input at spatial size {list(spatial)}, but got input shapes "
-                f"{shapes}; use the ResizeConcat harbor policy to resize inputs of other sizes"
+                f"{shapes}. Use the ResizeConcat harbor policy to resize inputs of other sizes"
             )
 
         self.input_shapes = shapes

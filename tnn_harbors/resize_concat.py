@@ -52,8 +52,8 @@ def check_harbor_shapes(
     map_inputs = [shape for shape in shapes if len(shape) == 3]
     if vector_inputs and map_inputs:
         raise ValueError(
-            f"cannot combine vector inputs {vector_inputs} with feature-map inputs {map_inputs} in one harbor; "
-            f"flatten the maps first (e.g. AdaptiveAvgPool with flatten: true) or keep these nodes apart"
+            f"cannot combine vector inputs {vector_inputs} with feature-map inputs {map_inputs} in one harbor. "
+            f"Flatten the maps first (e.g. AdaptiveAvgPool with flatten: true) or keep these nodes apart"
         )
     if vector_inputs and spatial:
         raise ValueError(f"vector inputs {vector_inputs} cannot be brought to spatial size {list(spatial)}")
@@ -69,14 +69,14 @@ class ResizeConcat(nn.Module):
     Maps inputs of shapes ``(batch, C_i, H_i, W_i)`` to
     ``(batch, sum(C_i), *output_spatial)`` with
     ``torch.nn.functional.interpolate`` (``align_corners=False``). An input
-    that already has the target size is passed through unchanged; which
+    that already has the target size is passed through unchanged, and which
     inputs need a resize is decided once, at construction. Vector inputs
     ``(batch, C_i)`` with ``output_spatial == ()`` are concatenated as they are.
     The caller's list and tensors are never modified.
 
     With ``antialias=None`` every bilinear or bicubic resize is antialiased,
     which is what torchvision's ``Resize`` does for tensors by default
-    (torchvision >= 0.17; PyTorchTNN resizes with it). Shrinking then
+    (torchvision >= 0.17, which PyTorchTNN resizes with). Shrinking then
     low-pass filters the input. Bilinear upsampling gives the same values as
     plain interpolation up to rounding, and bicubic upsampling uses the
     antialiased kernel (cubic coefficient -0.5 instead of -0.75), as
@@ -84,9 +84,9 @@ class ResizeConcat(nn.Module):
 
     Args:
         input_shapes: input shapes without the batch dimension, in
-            concatenation order; the graph provides them.
+            concatenation order, provided by the graph.
         output_spatial: target ``(height, width)``, or ``()`` for vector
-            inputs; the graph provides it.
+            inputs, provided by the graph.
         interpolation: ``"nearest"``, ``"nearest-exact"``, ``"bilinear"``,
             ``"bicubic"`` or ``"area"``. Default ``"bilinear"``.
         antialias: ``None`` or ``True`` antialiases every bilinear or bicubic
@@ -109,12 +109,12 @@ class ResizeConcat(nn.Module):
         shapes, spatial = check_harbor_shapes(input_shapes, output_spatial)
         if interpolation not in INTERPOLATION_MODES:
             raise ValueError(
-                f"invalid interpolation {interpolation!r}; valid modes: {', '.join(INTERPOLATION_MODES)}"
+                f"invalid interpolation {interpolation!r}. Valid modes: {', '.join(INTERPOLATION_MODES)}"
             )
         if antialias and interpolation not in _ANTIALIAS_MODES:
             raise ValueError(
-                f"antialias=True needs interpolation 'bilinear' or 'bicubic', got {interpolation!r}; "
-                f"set antialias to null or false"
+                f"antialias=True needs interpolation 'bilinear' or 'bicubic', got {interpolation!r}. "
+                f"Set antialias to null or false"
             )
 
         self.input_shapes = shapes

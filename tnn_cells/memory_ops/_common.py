@@ -25,7 +25,7 @@ def check_positive_int(name: str, value: Any) -> int:
 
 
 def check_pair(name: str, value: Any, minimum: int) -> tuple[int, int]:
-    """Return ``value`` as ``(height, width)``; it may be one int or a sequence of two ints >= ``minimum``."""
+    """Return ``value``, one int or a sequence of two ints >= ``minimum``, as ``(height, width)``."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
         items = tuple(value)
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -49,7 +49,7 @@ def check_dropout(value: Any) -> float:
 def check_bias_arguments(use_bias: bool, bias: float | None) -> None:
     """Reject a constant ``bias`` value for a layer built without a bias term."""
     if not use_bias and bias is not None:
-        raise ValueError(f"bias={bias!r} sets the initial bias value, but use_bias is false; remove bias or set use_bias to true")
+        raise ValueError(f"bias={bias!r} sets the initial bias value, but use_bias is false. Remove bias or set use_bias to true")
 
 
 def make_batchnorm(

@@ -30,5 +30,5 @@ class ActivationLayer(nn.Module):
         self.activation = make_activation(activation, activation_func_kwargs)
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Apply the activation to ``x``; ``curr_timestep`` is unused."""
+        """Apply the activation to ``x``. ``curr_timestep`` is unused."""
         return self.activation(x)

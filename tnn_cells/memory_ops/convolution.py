@@ -31,7 +31,7 @@ class Conv2dCell(nn.Module):
     ``conv.bias``, ``bn.*`` or, with time-varying batch norm, ``bns.<t>.*``.
 
     Args:
-        in_channels: input channels; the graph provides it.
+        in_channels: input channels, provided by the graph.
         out_channels: output channels.
         ksize: kernel size, one int or ``[height, width]``. Required.
         stride: convolution stride, int or pair. Default 1.
@@ -39,15 +39,15 @@ class Conv2dCell(nn.Module):
             Default 0. ``"same"`` needs stride 1.
         dilation: kernel dilation, int or pair. Default 1.
         groups: number of blocked connections from input to output
-            channels; must divide both channel counts. Default 1.
+            channels, which must divide both channel counts. Default 1.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or
             ``"circular"``. Default ``"zeros"``.
         use_bias: whether the convolution has a bias term. Default True.
-        bias: constant initial value of every bias entry; ``None`` keeps
+        bias: constant initial value of every bias entry. ``None`` keeps
             PyTorch's default initialisation. Needs ``use_bias``. Default None.
         init_dict: weight initialisation ``{"method": <torch.nn.init function
             name>, **kwargs}``, e.g. ``{"method": "kaiming_normal_",
-            "nonlinearity": "relu"}``; never modified. Default None (PyTorch's
+            "nonlinearity": "relu"}``. It is never modified. Default None (PyTorch's
             default initialisation).
         dropout: probability of zeroing an input element, applied in training
             mode only. Default 0.
@@ -60,7 +60,7 @@ class Conv2dCell(nn.Module):
             ``None`` for none. Default None.
         activation_func_kwargs: keyword arguments of the activation class.
             Default None (no arguments).
-        num_timesteps: the graph's number of time steps; the graph provides it.
+        num_timesteps: the graph's number of time steps, provided by the graph.
             Sizes time-varying batch norm. Default None.
     """
 
@@ -94,7 +94,7 @@ class Conv2dCell(nn.Module):
         padding_value = _check_padding(padding, stride_pair)
         _check_groups(groups, in_channels, out_channels)
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"invalid padding_mode {padding_mode!r}; valid modes: {', '.join(_PADDING_MODES)}")
+            raise ValueError(f"invalid padding_mode {padding_mode!r}. Valid modes: {', '.join(_PADDING_MODES)}")
         check_bias_arguments(use_bias, bias)
 
         dropout_probability = check_dropout(dropout)
@@ -143,11 +143,11 @@ def _check_padding(padding: Any, stride: tuple[int, int]) -> int | tuple[int, in
     if isinstance(padding, str):
         if padding not in _PADDING_NAMES:
             raise ValueError(
-                f"invalid padding {padding!r}; use an integer, a pair [height, width] or one of "
+                f"invalid padding {padding!r}. Use an integer, a pair [height, width] or one of "
                 f"{', '.join(repr(name) for name in _PADDING_NAMES)}"
             )
         if padding == "same" and stride != (1, 1):
-            raise ValueError(f"padding 'same' needs stride 1, got stride {list(stride)}; give the padding as integers")
+            raise ValueError(f"padding 'same' needs stride 1, got stride {list(stride)}. Give the padding as integers")
         return padding
     return check_pair("padding", padding, minimum=0)
 

@@ -29,14 +29,14 @@ class FullyConnected(nn.Module):
     ``lin.bias``, ``bn.*`` or, with time-varying batch norm, ``bns.<t>.*``.
 
     Args:
-        input_shape: shape of one input sample without the batch dimension;
-            the graph provides it.
+        input_shape: shape of one input sample without the batch dimension,
+            provided by the graph.
         out_channels: number of output features.
         init_dict: weight initialisation ``{"method": <torch.nn.init function
-            name>, **kwargs}``; never modified. Default None (PyTorch's default
+            name>, **kwargs}``. It is never modified. Default None (PyTorch's default
             initialisation).
         use_bias: whether the linear layer has a bias term. Default True.
-        bias: constant initial value of every bias entry; ``None`` keeps
+        bias: constant initial value of every bias entry. ``None`` keeps
             PyTorch's default initialisation. Needs ``use_bias``. Default None.
         dropout: probability of zeroing an input element, applied in training
             mode only. Default 0.
@@ -49,7 +49,7 @@ class FullyConnected(nn.Module):
             rely on it. Set ``null`` for a linear readout.
         activation_func_kwargs: keyword arguments of the activation class.
             Default None (no arguments).
-        num_timesteps: the graph's number of time steps; the graph provides it.
+        num_timesteps: the graph's number of time steps, provided by the graph.
             Sizes time-varying batch norm. Default None.
     """
 

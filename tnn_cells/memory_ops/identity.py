@@ -9,8 +9,8 @@ __all__ = ["Identity"]
 
 
 class Identity(nn.Module):
-    """Return the input unchanged, ``(batch, ...) -> (batch, ...)``; has no parameters."""
+    """Return the input unchanged, ``(batch, ...) -> (batch, ...)``, with no parameters."""
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Return ``x`` itself (not a copy); ``curr_timestep`` is unused."""
+        """Return ``x`` itself (not a copy). ``curr_timestep`` is unused."""
         return x

@@ -17,11 +17,11 @@ class MaxPool(nn.Module):
 
     Args:
         ksize: pooling window, one int or ``[height, width]``. Required.
-        stride: window stride, int or pair; ``None`` means ``ksize``. Default None.
+        stride: window stride, int or pair. ``None`` means ``ksize``. Default None.
         padding: implicit negative-infinity padding on each side, int or pair,
             at most half the window. Default 0.
         dilation: spacing between window elements, int or pair. Default 1.
-        return_indices: accepted for PyTorchTNN configs; only ``False`` is
+        return_indices: accepted for PyTorchTNN configs, but only ``False`` is
             valid because a memory op returns one tensor. Default False.
         ceil_mode: use ceil instead of floor for the output size. Default False.
     """
@@ -45,7 +45,7 @@ class MaxPool(nn.Module):
             raise ValueError(f"padding {list(padding_pair)} must be at most half of ksize {list(kernel_size)}")
         if return_indices:
             raise ValueError(
-                "return_indices=True is not supported: a memory op must return a single tensor; remove the key"
+                "return_indices=True is not supported because a memory op returns a single tensor. Remove the key"
             )
 
         self.maxpool = nn.MaxPool2d(
@@ -57,7 +57,7 @@ class MaxPool(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Pool ``x`` of shape ``(batch, channels, height, width)``; ``curr_timestep`` is unused."""
+        """Pool ``x`` of shape ``(batch, channels, height, width)``. ``curr_timestep`` is unused."""
         return self.maxpool(x)
 
 
@@ -81,7 +81,7 @@ class AdaptiveAvgPool(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(self.output_size)
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Pool ``x`` of shape ``(batch, channels, height, width)``; ``curr_timestep`` is unused."""
+        """Pool ``x`` of shape ``(batch, channels, height, width)``. ``curr_timestep`` is unused."""
         output = self.avgpool(x)
         if self.flatten:
             output = torch.flatten(output, start_dim=1)

@@ -32,7 +32,7 @@ class ResidualAdd(nn.Module):
     ``feedforward.<...>`` and ``residual.<...>``.
 
     Both branches must produce the same shape, e.g.
-    ``(batch, channels, height, width)``; this is checked at construction
+    ``(batch, channels, height, width)``. This is checked at construction
     when the shapes are known, and at every call.
 
     Args:
@@ -44,13 +44,13 @@ class ResidualAdd(nn.Module):
             or ``None`` for none. Default None.
         activation_func_kwargs: keyword arguments of the activation class.
             Default None (no arguments).
-        in_channels: channels of ``x``; the graph provides it. Default None.
-        input_shape: shape of ``x`` without the batch dimension; the graph
-            provides it. Default None.
-        num_timesteps: the graph's number of time steps; the graph provides
-            it. Default None.
+        in_channels: channels of ``x``, provided by the graph. Default None.
+        input_shape: shape of ``x`` without the batch dimension, provided
+            by the graph. Default None.
+        num_timesteps: the graph's number of time steps, provided by the
+            graph. Default None.
         residual_shape: shape of the harbor output without the batch
-            dimension; the graph provides it to nodes with
+            dimension, which the graph provides to nodes with
             ``"residual": true``. Required in practice: ``None`` raises
             ``ValueError``.
     """
@@ -111,7 +111,7 @@ class ResidualAdd(nn.Module):
             raise ValueError(
                 f"the branches give different shapes: feedforward_func_kwargs maps {list(input_shape)} "
                 f"to {list(feedforward_out)} but the residual branch maps the harbor output {list(residual_shape)} "
-                f"to {list(residual_out)}; set residual_func_kwargs to an op that produces {list(feedforward_out)}, "
+                f"to {list(residual_out)}. Set residual_func_kwargs to an op that produces {list(feedforward_out)}, "
                 f"e.g. a Conv2dCell with out_channels {feedforward_out[0]} and a matching stride"
             )
 
@@ -124,12 +124,12 @@ class ResidualAdd(nn.Module):
         """Return ``activation(feedforward(x) + residual_branch(residual))``.
 
         ``x`` and ``residual`` are ``(batch, ...)`` tensors, typically
-        ``(batch, channels, height, width)``; ``curr_timestep`` is passed to
+        ``(batch, channels, height, width)``. ``curr_timestep`` is passed to
         branches that use it (time-varying batch norm).
         """
         if residual is None:
             raise ValueError(
-                "ResidualAdd needs the node's harbor output as residual; set \"residual\": true on the node"
+                "ResidualAdd needs the node's harbor output as residual, so set \"residual\": true on the node"
             )
 
         feedforward_out = call_memory_op(self.feedforward, self._feedforward_takes_timestep, x, curr_timestep)

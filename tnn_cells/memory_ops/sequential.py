@@ -23,22 +23,22 @@ class Sequential(nn.Module):
     ``[{"name": "AdaptiveAvgPool", "output_size": [1, 1]},
     {"name": "FullyConnected", "out_channels": 1000, "activation": null}]``
     maps ``(batch, 512, 7, 7)`` to ``(batch, 1000)``. The first op gets the
-    graph's ``in_channels`` and ``input_shape``; each later op gets the
+    graph's ``in_channels`` and ``input_shape``, and each later op gets the
     previous op's output shape, inferred on the ``meta`` device without
     computation. Every op gets ``num_timesteps``. The ops are stored in
     ``sequential_mem`` as in PyTorchTNN, so state-dict keys read
     ``sequential_mem.<i>.<...>``.
 
     Args:
-        list_of_func_kwargs: memory-op specs, applied in list order; at
-            least one. Required.
-        in_channels: channels of the input; the graph provides it. Default None.
-        input_shape: shape of the input without the batch dimension; the graph
-            provides it. Without it, ops after the first get no inferred
+        list_of_func_kwargs: memory-op specs, applied in list order. At
+            least one is needed. Required.
+        in_channels: channels of the input, provided by the graph. Default None.
+        input_shape: shape of the input without the batch dimension, provided
+            by the graph. Without it, ops after the first get no inferred
             arguments, so their specs must set ``in_channels`` themselves.
             Default None.
-        num_timesteps: the graph's number of time steps; the graph provides
-            it. Default None.
+        num_timesteps: the graph's number of time steps, provided by the
+            graph. Default None.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class Sequential(nn.Module):
         return [("memory_op", f"list_of_func_kwargs[{index}]", spec) for index, spec in enumerate(specs)]
 
     def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Apply every op in order; ``curr_timestep`` is passed to the ops that declare it."""
+        """Apply every op in order, passing ``curr_timestep`` to the ops that declare it."""
         for op, takes_timestep in zip(self.sequential_mem, self._takes_timestep):
             x = call_memory_op(op, takes_timestep, x, curr_timestep)
         return x
