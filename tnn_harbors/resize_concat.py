@@ -75,12 +75,11 @@ class ResizeConcat(nn.Module):
     The caller's list and tensors are never modified.
 
     With ``antialias=None`` every bilinear or bicubic resize is antialiased,
-    which is what torchvision's ``Resize`` does for tensors by default
-    (torchvision >= 0.17, which PyTorchTNN resizes with). Shrinking then
-    low-pass filters the input. Bilinear upsampling gives the same values as
-    plain interpolation up to rounding, and bicubic upsampling uses the
-    antialiased kernel (cubic coefficient -0.5 instead of -0.75), as
-    torchvision does.
+    as torchvision's ``resize`` does for tensors by default since 0.17
+    (PyTorchTNN resizes with it). Shrinking then low-pass filters the input.
+    Bilinear upsampling gives the same values as plain interpolation up to
+    rounding, but antialiased bicubic upsampling differs from plain bicubic
+    interpolation, so it is antialiased too to match torchvision.
 
     Args:
         input_shapes: input shapes without the batch dimension, in
