@@ -55,6 +55,9 @@ KIND_LABELS: dict[str, str] = {
     "decoder": "EAD decoder",
 }
 
+#: Plural forms of ``KIND_LABELS`` for listings.
+KIND_PLURALS: dict[str, str] = {kind: ("harbor policies" if kind == "harbor" else f"{label}s") for kind, label in KIND_LABELS.items()}
+
 IN_PROCESS = "<in-process>"
 
 
@@ -245,7 +248,7 @@ class Registry:
         close += [n for n in available if n.lower() == plain.lower() and n not in close]
         if close:
             parts.append(f"Did you mean {' or '.join(repr(c) for c in close)}?")
-        parts.append(f"Available {label}s: {', '.join(available) if available else '(none installed)'}.")
+        parts.append(f"Available {KIND_PLURALS[kind]}: {', '.join(available) if available else '(none installed)'}.")
         if kind == "cell":
             parts.append("More cells come from plugin packages such as tnn-cells-rgc (pip install it, then run `tnn plugins`).")
         else:
