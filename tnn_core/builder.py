@@ -25,7 +25,7 @@ Shape = tuple[int, ...]
 
 @dataclass
 class NodeInfo:
-    """What the builder learned about one node."""
+    """Shapes and input order inferred for one node while building it."""
 
     name: str
     harbor_order: list[str | None]

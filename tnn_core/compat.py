@@ -145,5 +145,5 @@ def read_checkpoint_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
         data = data["state_dict"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(Problem("", f"{str(path)!r} holds no state dict (a mapping of names to tensors)"))
+        raise CheckpointError(Problem("", f"{str(path)!r} contains no state dict (a mapping of names to tensors)"))
     return dict(data)

@@ -12,7 +12,7 @@ class Problem:
     """One invalid thing in a config.
 
     ``where`` is a config path such as ``nodes[conv3].recurrent_cell.name``
-    (empty for the config as a whole) and ``message`` says what is wrong and
+    (empty for the config as a whole) and ``message`` states what is wrong and
     what to do about it.
     """
 

@@ -2,7 +2,7 @@
 
 Every kind of component (recurrent cells, harbor policies, memory ops, unroll
 schedules, EAD parts) has one entry-point group. The entry-point name is the
-string a config writes. Listing reads package metadata only; a component is
+string a config writes. Listing reads package metadata only. A component is
 imported the first time it is looked up, and a plugin that fails to import
 affects only the names it provides.
 """

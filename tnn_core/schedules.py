@@ -22,7 +22,7 @@ STIMULUS = -1
 
 @dataclass(frozen=True)
 class InputSource:
-    """Where one harbor input comes from: the stimulus, or a node's output at this or the previous step."""
+    """Source of one harbor input: the stimulus, or a node's output at this or the previous step."""
 
     node_index: int
     current_step: bool

@@ -80,7 +80,8 @@ __all__ = [
 
 #: Batch size of the test inputs; above 1 so that mixing the batch shows.
 BATCH_SIZE = 3
-#: Steps each cell check unrolls.
+#: Steps each check runs when ``num_timesteps`` is ``None``; otherwise it runs ``num_timesteps`` steps,
+#: so that every time-indexed parameter (time-varying batch norm) is used.
 NUM_STEPS = 3
 #: Seed for parameters and inputs.
 SEED = 0
@@ -441,14 +442,18 @@ def check_cell(cell_class: type, **kwargs: Any) -> None:
     ])
 
 
-def _cell_steps(subject: _Subject, batch: int = BATCH_SIZE, steps: int = NUM_STEPS, seed: int = SEED) -> list[dict[str, Any]]:
+def _num_steps(subject: _Subject) -> int:
+    return subject.context.get("num_timesteps") or NUM_STEPS
+
+
+def _cell_steps(subject: _Subject, batch: int = BATCH_SIZE, steps: int | None = None, seed: int = SEED) -> list[dict[str, Any]]:
     """Return the arguments of ``steps`` cell calls: ``inputs`` plus the declared optional ones."""
     generator = torch.Generator().manual_seed(seed)
     context = subject.context
     spatial = tuple(context["input_shape"][1:])
     declared = subject.forward_arguments
     calls = []
-    for step in range(steps):
+    for step in range(_num_steps(subject) if steps is None else steps):
         call: dict[str, Any] = {"inputs": _random((batch, *context["input_shape"]), generator)}
         if "res_input" in declared:
             call["res_input"] = _random((batch, context["res_channels"], *spatial), generator)
@@ -547,10 +552,14 @@ def _cell_state_threading(subject: _Subject) -> None:
         if all(state is None for _, state in results):
             logger.debug("%s returns no state, so it is stateless and skips 'state threading'", subject.name)
             return
-        threaded = results[2][0]
-        fresh, _ = _call_cell(cell, calls[2], None)
+        step = min(2, len(calls) - 1)
+        if step == 0:
+            logger.debug("%s runs one step only (num_timesteps=1), so 'state threading' is skipped", subject.name)
+            return
+        threaded = results[step][0]
+        fresh, _ = _call_cell(cell, calls[step], None)
     if torch.equal(threaded, fresh):
-        raise subject.fail("state threading", "the output at step 2 equals the output of a fresh step with state=None for "
+        raise subject.fail("state threading", f"the output at step {step} equals the output of a fresh step with state=None for "
                            "the same input, so the state does not reach the output. Use the state in forward, or return "
                            "None as the state if the cell is stateless")
 
@@ -695,9 +704,8 @@ def _op_calls(subject: _Subject, batch: int = BATCH_SIZE, seed: int = SEED) -> l
     """Return the arguments of one call per time step: ``x`` plus the declared optional ones."""
     generator = torch.Generator().manual_seed(seed)
     context = subject.context
-    steps = min(NUM_STEPS, context["num_timesteps"] or NUM_STEPS)
     calls = []
-    for step in range(steps):
+    for step in range(_num_steps(subject)):
         call: dict[str, Any] = {"x": _random((batch, *context["input_shape"]), generator)}
         if "residual" in subject.forward_arguments:
             call["residual"] = _random((batch, *context["residual_shape"]), generator)

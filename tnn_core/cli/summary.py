@@ -31,6 +31,7 @@ def format_summary(graph: TemporalGraph) -> str:
     """Return the summary table of ``graph`` as text."""
     bio = graph.topology.stimulus_arrival_step(full=False)
     full = graph.topology.stimulus_arrival_step(full=True)
+
     header = ("node", "harbor", "pre-memory", "cell", "post-memory", "output", "params", "arrival bio/full")
     rows = []
     for name in graph.topology.full_order:
@@ -47,6 +48,7 @@ def format_summary(graph: TemporalGraph) -> str:
             f"{params:,}",
             f"{_step(bio[name])}/{_step(full[name])}",
         ))
+
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         f"graph: {graph.spec.source}",
@@ -54,6 +56,7 @@ def format_summary(graph: TemporalGraph) -> str:
         "  ".join(h.ljust(w) for h, w in zip(header, widths)),
     ]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
+
     total = sum(p.numel() for p in graph.parameters())
     trainable = sum(p.numel() for p in graph.parameters() if p.requires_grad)
     lines.append(f"total parameters: {total:,} ({trainable:,} trainable)")
