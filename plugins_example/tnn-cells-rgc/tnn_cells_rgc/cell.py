@@ -502,6 +502,58 @@ class ReciprocalGatedCell(nn.Module):
         batch, _, height, width = inputs.shape
         return inputs.new_zeros(batch, self.state_channels, height, width)
 
+    def reorder_feedback_channels(
+        self, state: dict[str, torch.Tensor], prefix: str, block_sizes: Sequence[int], order: Sequence[int]
+    ) -> None:
+        """Permute, in place in ``state``, this cell's tensors that are indexed by feedback-input channels.
+
+        ``fb_input`` concatenates blocks along channels. The tensors in
+        ``state`` were trained on old blocks of ``block_sizes[i]`` channels
+        each, in their old order. In the new order, block ``k`` carries what
+        old block ``order[k]`` carried, so new channel ``c`` takes the weights
+        of old channel ``permutation[c]``, where ``permutation`` concatenates
+        old blocks ``order[0]``, ``order[1]``, and so on. The tensors then give
+        on the new input what they gave on the old one. ``tnn_core.compat``
+        calls this when a PyTorchTNN checkpoint lists feedback inputs in
+        another order than the graph.
+
+        ``prefix`` is this cell's key prefix in ``state``, e.g.
+        ``"nodes.V4.recurrent_cell."``. Only ``feedback_conv`` reads
+        ``fb_input``. A plain conv has its weight's input dimension permuted.
+        A depth-separable one has the weight and bias of ``depth_wise`` and
+        ``repeat_depth`` and the input dimension of ``point_wise`` permuted.
+        Every batch norm of the path, time-varying ones included, comes after
+        a conv and is indexed by output channels, so it stays. A missing
+        tensor, or one sized for another channel count, is left unchanged so
+        that the load which follows reports it.
+
+        Raises:
+            ValueError: the cell has no feedback input, ``block_sizes`` are
+                not positive or do not add up to ``fb_channels``, ``order`` is
+                not a permutation of ``range(len(block_sizes))``, or a grouped
+                feedback conv would need channels to move between its groups.
+        """
+        if self.fb_channels is None:
+            raise ValueError("the cell was built with fb_channels=None, so it has no feedback weights to reorder")
+
+        sizes = list(block_sizes)
+        if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes):
+            raise ValueError(f"block_sizes must be positive integers, got {sizes!r}")
+        if sum(sizes) != self.fb_channels:
+            raise ValueError(
+                f"block_sizes {sizes!r} add up to {sum(sizes)} channels but the cell has fb_channels={self.fb_channels}"
+            )
+        indices = list(order)
+        all_ints = all(isinstance(i, int) and not isinstance(i, bool) for i in indices)
+        if not all_ints or sorted(indices) != list(range(len(sizes))):
+            raise ValueError(
+                f"order must list each block index 0..{len(sizes) - 1} exactly once, got {indices!r}"
+            )
+
+        starts = [sum(sizes[:index]) for index in range(len(sizes))]
+        permutation = torch.cat([torch.arange(starts[index], starts[index] + sizes[index]) for index in indices])
+        self.feedback_conv.permute_input_channels(state, f"{prefix}feedback_conv.", permutation)
+
     def _check_call(
         self,
         inputs: torch.Tensor,

@@ -9,6 +9,7 @@ The submodule names (``conv``, ``depth_wise``, ``point_wise``,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "check_positive_int",
     "to_pair",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Values ``torch.nn.Conv2d`` accepts for ``padding_mode``.
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -63,6 +66,19 @@ def to_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
         kind = "positive integer" if minimum == 1 else f"integer of at least {minimum}"
         raise ValueError(f"{name} must be a {kind} or a pair of them (height, width), got {value!r}")
     return pair
+
+
+def _select_channels(state: dict[str, torch.Tensor], key: str, dim: int, permutation: torch.Tensor) -> None:
+    """Replace ``state[key]`` with ``state[key].index_select(dim, permutation)``.
+
+    A missing key, or one whose size along ``dim`` is not ``len(permutation)``,
+    is left unchanged so that the load which follows reports it.
+    """
+    tensor = state.get(key)
+    if tensor is None or tensor.dim() <= dim or tensor.shape[dim] != permutation.numel():
+        logger.debug("not permuting %s: missing or not %d channels along dim %d", key, permutation.numel(), dim)
+        return
+    state[key] = tensor.index_select(dim, permutation.to(tensor.device))
 
 
 class CReLU(nn.Module):
@@ -239,6 +255,38 @@ class ConvOp(_NormActivationMixin):
             x = x + shift
         return self.activation(x)
 
+    def permute_input_channels(self, state: dict[str, torch.Tensor], prefix: str, permutation: torch.Tensor) -> None:
+        """Reorder the input channels of this op's tensors in ``state``, whose keys start with ``prefix``.
+
+        New input channel ``c`` takes the weights of old channel
+        ``permutation[c]``. Only ``conv.weight`` is indexed by input channels
+        (the bias and batch norms are indexed by output channels). In a grouped
+        conv each channel must stay in its group, else ``ValueError``. A
+        missing weight, or one sized for another channel count, is left
+        unchanged so that the load which follows reports it.
+        """
+        key = f"{prefix}conv.weight"
+        weight = state.get(key)
+        groups = self.conv.groups
+        channels = permutation.numel()
+        if weight is None or weight.dim() != 4 or weight.shape[1] * groups != channels or weight.shape[0] % groups:
+            logger.debug("not permuting %s: missing or not sized for %d input channels", key, channels)
+            return
+
+        # A grouped conv's weight is (out, in / groups, kh, kw), and each output group reads only its own input group.
+        per_group = channels // groups
+        target_group = torch.arange(channels) // per_group
+        if not torch.equal(permutation // per_group, target_group):
+            raise ValueError(
+                f"{key}: the new channel order moves input channels between the conv's {groups} groups, which a "
+                f"grouped conv cannot represent. Only block orders that keep every channel in its group of "
+                f"{per_group} can be mapped"
+            )
+        local = (permutation % per_group).view(groups, 1, per_group, 1, 1).to(weight.device)
+        grouped = weight.reshape(groups, weight.shape[0] // groups, per_group, *weight.shape[2:])
+        index = local.expand(-1, grouped.shape[1], -1, *grouped.shape[3:])
+        state[key] = torch.gather(grouped, 2, index).reshape(weight.shape)
+
 
 class DepthSeparableConvOp(_NormActivationMixin):
     """A depth-wise convolution, then a 1x1 point-wise one, batch norm and an activation.
@@ -315,3 +363,20 @@ class DepthSeparableConvOp(_NormActivationMixin):
         if shift is not None:
             x = x + shift
         return self.activation(x)
+
+    def permute_input_channels(self, state: dict[str, torch.Tensor], prefix: str, permutation: torch.Tensor) -> None:
+        """Reorder the input channels of this op's tensors in ``state``, whose keys start with ``prefix``.
+
+        New input channel ``c`` takes the weights of old channel
+        ``permutation[c]``. The depth-wise convs (``depth_wise`` and
+        ``repeat_depth``) are indexed by input channel in their weight and
+        bias, the point-wise conv in its weight's input dimension. The batch
+        norms are indexed by output channels and stay. A missing tensor, or one
+        sized for another channel count, is left unchanged so that the load
+        which follows reports it.
+        """
+        names = ["depth_wise"] + (["repeat_depth"] if self.repeat else [])
+        for name in names:
+            _select_channels(state, f"{prefix}{name}.weight", 0, permutation)
+            _select_channels(state, f"{prefix}{name}.bias", 0, permutation)
+        _select_channels(state, f"{prefix}point_wise.weight", 1, permutation)
