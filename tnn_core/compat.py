@@ -106,7 +106,10 @@ def _reorder_split_inputs(graph: Any, state: dict[str, torch.Tensor]) -> None:
         if reorder is None:
             raise CheckpointError(Problem(f"nodes[{name}].recurrent_cell", f"{type(cell).__name__} does not define "
                                           "reorder_feedback_channels, so the feedback weights cannot be mapped"))
-        reorder(state, f"nodes.{name}.recurrent_cell.", [channels[s] for s in ptnn_fb], [ptnn_fb.index(s) for s in our_fb])
+        try:
+            reorder(state, f"nodes.{name}.recurrent_cell.", [channels[s] for s in ptnn_fb], [ptnn_fb.index(s) for s in our_fb])
+        except ValueError as exc:
+            raise CheckpointError(Problem(f"nodes[{name}].recurrent_cell", str(exc))) from exc
 
 
 def load_ptnn_state_dict(graph: Any, state_dict: Mapping[str, Any], strict: bool = True) -> dict[str, torch.Tensor]:
