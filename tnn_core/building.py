@@ -110,8 +110,10 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _describe_hint(hint: Any) -> str:
-    text = getattr(hint, "__name__", None) or str(hint)
-    return text.replace("typing.", "")
+    text = str(hint) if typing.get_args(hint) else (getattr(hint, "__name__", None) or str(hint))
+    for prefix in ("typing.", "collections.abc.", "<class '"):
+        text = text.replace(prefix, "")
+    return text.replace("'>", "").replace("NoneType", "None")
 
 
 def check_component_spec(

@@ -108,10 +108,11 @@ class Topology:
         return list(sorter.static_order())
 
     def _build_order(self) -> list[str]:
-        # A node is built after its shape_from node, which sets its spatial size.
+        # A node is built after its feedforward predecessors, whose output shapes its
+        # harbor needs, and after its shape_from node, which sets its spatial size.
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
         for n in self.full_order:
-            sorter.add(n)
+            sorter.add(n, *[p for p in self.predecessors[n] if (p, n) not in self.feedback_edges])
         for n in self.full_order:
             if self.shape_from.get(n) is not None:
                 sorter.add(n, self.shape_from[n])

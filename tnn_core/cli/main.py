@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnrollError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"tnn {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    except BrokenPipeError:  # output piped into a command that stopped reading, e.g. `tnn plugins | head`
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"tnn {args.command}: interrupted", file=sys.stderr)
         return 130
