@@ -14,7 +14,6 @@ import argparse
 import logging
 import statistics
 import time
-from pathlib import Path
 
 import torch
 

@@ -14,7 +14,6 @@ from tests.conftest import parity_tolerance
 from tnn_cells.memory_ops.activation import ActivationLayer
 from tnn_cells.memory_ops.convolution import Conv2dCell
 from tnn_cells.memory_ops.fully_connected import FullyConnected
-from tnn_cells.memory_ops.identity import Identity
 from tnn_cells.memory_ops.pooling import AdaptiveAvgPool, MaxPool
 from tnn_cells.memory_ops.residual_add import ResidualAdd
 from tnn_cells.memory_ops.sequential import Sequential
