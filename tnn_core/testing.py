@@ -7,10 +7,10 @@ Plugin authors call these from their own tests::
     def test_my_cell_conforms():
         check_cell(MyCell, out_channels=4)
 
-Each function builds the component from the keyword arguments it is given,
-runs it on small random inputs and raises ``ConformanceError`` (a subclass
-of ``AssertionError``, so pytest reports it as a test failure) naming the
-class and the first property it violates. The properties each kind must
+Each function builds the component from the keyword arguments it is given
+and runs it on small random inputs. On a violation it raises
+``ConformanceError`` naming the class and the first property violated. That
+error is an ``AssertionError``, so pytest reports it as a test failure. The properties each kind must
 have are listed in ``CELL_PROPERTIES``, ``MEMORY_OP_PROPERTIES`` and
 ``HARBOR_PROPERTIES`` and described in the docstrings of the functions.
 
@@ -76,6 +76,8 @@ __all__ = [
     "CELL_PROPERTIES",
     "MEMORY_OP_PROPERTIES",
     "HARBOR_PROPERTIES",
+    "registered_name",
+    "iter_properties",
 ]
 
 #: Batch size of the test inputs; above 1 so that mixing the batch shows.
@@ -432,8 +434,8 @@ def check_cell(cell_class: type, **kwargs: Any) -> None:
     * **gradients**: every parameter with ``requires_grad`` gets a finite
       gradient from the outputs of a few steps and the final state, in train mode.
     * **batch independence**: in eval mode, every batch element's outputs
-      equal those of a run on that element alone (up to float32 rounding; a
-      float32 mismatch is confirmed in float64 before it is reported).
+      equal those of a run on that element alone, up to float32 rounding. A
+      float32 mismatch is confirmed in float64 before it is reported.
     * **float64**: after ``.to(torch.float64)`` the outputs and the state are
       float64 for float64 inputs.
     * **device**: after ``.to(device)`` (CUDA when available, else ``meta``)
