@@ -110,7 +110,8 @@ def test_image_folder_grayscale_and_rgb(tmp_path):
     assert rgb.x.shape == (6, 3, 6, 5)
     assert gray.class_names == ["a", "b"]
     assert gray.y.tolist() == [0, 0, 0, 1, 1, 1]
-    assert 0.0 <= float(rgb.x.min()) and float(rgb.x.max()) <= 1.0
+    assert float(rgb.x.min()) >= 0.0
+    assert float(rgb.x.max()) <= 1.0
 
 
 def test_image_folder_without_class_folders_is_named(tmp_path):

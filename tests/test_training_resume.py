@@ -93,7 +93,7 @@ def test_resume_from_corrupt_checkpoint_overwrites_nothing(tmp_path):
     assert after == before
 
 
-def test_new_run_refuses_folder_with_checkpoints(tmp_path):
+def test_new_run_rejects_folder_with_checkpoints(tmp_path):
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     (out / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run")

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--data", help="dataset name, image folder or .npz/.pt file (default: the training dataset)")
     parser.add_argument("--batch-size", type=int, help="samples per batch (default: the training batch size)")
     parser.add_argument("--out", help="folder for summary.json and accuracy_by_step.png (default: RUN/evaluation)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: the CPUs available)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the idle CPUs by the 1-minute load average)")
     parser.set_defaults(func=run)
     return parser
 

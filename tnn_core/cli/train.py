@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     trainer.add_argument("--strategy", help="Lightning strategy, e.g. ddp (gloo on CPU, NCCL on GPU; default: auto)")
     trainer.add_argument("--accelerator", help="cpu, gpu or auto (default: auto)")
     trainer.add_argument("--threads", type=int,
-                         help="torch threads per process (default: the CPUs available divided by the CPU processes)")
+                         help="torch threads per process (default: the idle CPUs by the 1-minute load average, divided by the CPU processes)")
     trainer.add_argument("--gradient-clip", type=float, help="clip the gradient norm to this value")
     trainer.add_argument("--limit-train-batches", type=_batch_limit, help="training batches per epoch: a count or a fraction")
     trainer.add_argument("--limit-val-batches", type=_batch_limit, help="validation batches per epoch: a count or a fraction")

@@ -11,7 +11,7 @@ from .errors import CheckpointError
 
 __all__ = ["CHECKPOINT_DIR", "LAST_CHECKPOINT", "read_checkpoint", "last_checkpoint_path"]
 
-#: Folder of a run that holds its checkpoints, and the file name of the latest one.
+#: Checkpoint folder inside a run folder, and the file name of the latest checkpoint.
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 

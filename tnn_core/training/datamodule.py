@@ -40,9 +40,9 @@ class MovieCollate:
 class TNNDataModule(pl.LightningDataModule):
     """Train/validation/test loaders of one dataset, split with a fixed seed.
 
-    ``input_shape`` is the model's ``(channels, height, width)``; images are
-    resized to its height and width, and a channel count that differs from
-    the model's raises ``DataError`` in ``setup``.
+    ``input_shape`` is the model's ``(channels, height, width)``. Images are
+    resized to its height and width. A channel count that differs from the
+    model's raises ``DataError`` in ``setup``.
     """
 
     def __init__(self, settings: DataSettings, input_shape: tuple[int, int, int], n_times: int) -> None:
@@ -102,7 +102,7 @@ class TNNDataModule(pl.LightningDataModule):
             )
         if data.is_movie and data.x.shape[1] != self.n_times:
             raise DataError(
-                f"dataset {data.name!r} holds movies of {data.x.shape[1]} time steps but the model is unrolled "
+                f"dataset {data.name!r} contains movies of {data.x.shape[1]} time steps but the model is unrolled "
                 f"for {self.n_times}; set n_times to {data.x.shape[1]}"
             )
         if len(data) < 3:

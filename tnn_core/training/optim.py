@@ -1,7 +1,7 @@
 """Optimizers (SGD, AdamW) and learning-rate schedules for training.
 
 Schedules are stepped once per optimizer step, so warm-up and cosine decay
-are smooth even for runs of a few epochs; lengths given in epochs are
+are smooth even for runs of a few epochs. Lengths given in epochs are
 converted with the number of optimizer steps per epoch.
 """
 

@@ -38,7 +38,7 @@ __all__ = ["TrainResult", "EvaluateResult", "train", "evaluate_checkpoint", "bui
 
 @dataclass
 class TrainResult:
-    """What ``train`` produced; ``evaluation`` is ``None`` on ranks other than 0."""
+    """Outputs of ``train``; ``evaluation`` is ``None`` on ranks other than 0."""
 
     run_dir: Path
     evaluation: Evaluation | None
@@ -49,7 +49,7 @@ class TrainResult:
 
 @dataclass
 class EvaluateResult:
-    """What ``evaluate_checkpoint`` produced."""
+    """Outputs of ``evaluate_checkpoint``."""
 
     evaluation: Evaluation
     out_dir: Path
@@ -96,6 +96,7 @@ def _set_threads(settings: TrainSettings) -> int:
         processes = 1
     threads = settings.trainer.threads or default_threads(processes)
     torch.set_num_threads(threads)
+    logger.info("torch threads per process: %d", threads)
     return threads
 
 
