@@ -761,3 +761,51 @@ def test_resnet18_node_outputs_match_reference(parity_dir):
 
         previous_name = name
         previous_shape = tuple(recorded[0][name].shape[1:])
+
+
+def test_sequential_passes_residual_to_residual_add():
+    """PyTorchTNN's intermediate configs put ResidualAdd inside Sequential on a residual node."""
+    from tnn_core import TemporalGraph
+
+    config = {
+        "input_shape": [2, 8, 8],
+        "input_nodes": ["a"],
+        "output_node": "b",
+        "nodes": [
+            {"name": "a", "pre_memory": {"name": "Conv2dCell", "out_channels": 3, "ksize": 3, "padding": 1}, "out_channels": 3},
+            {
+                "name": "b",
+                "shape_from": "a",
+                "residual": True,
+                "pre_memory": {"name": "Conv2dCell", "out_channels": 4, "ksize": 3, "padding": "same"},
+                "post_memory": {
+                    "name": "Sequential",
+                    "list_of_func_kwargs": [
+                        {
+                            "name": "ResidualAdd",
+                            "feedforward_func_kwargs": {"name": "Conv2dCell", "out_channels": 4, "ksize": 3, "padding": "same"},
+                            "residual_func_kwargs": {"name": "Conv2dCell", "in_channels": 3, "out_channels": 4, "ksize": 1},
+                            "activation": "ELU",
+                        },
+                        {"name": "MaxPool", "ksize": 2, "stride": 2, "ceil_mode": True},
+                    ],
+                },
+                "out_channels": 4,
+            },
+        ],
+        "edges": [{"from": "a", "to": "b"}],
+    }
+    graph = TemporalGraph(config).eval()
+    x = torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        _, activations = graph(x, n_times=2, return_activations=True)
+        node = graph.nodes["b"]
+        harbor = activations[0]["a"]
+        residual_add = node.post_memory.sequential_mem[0]
+        expected = torch.nn.functional.max_pool2d(
+            torch.nn.functional.elu(residual_add.feedforward(node.pre_memory(harbor)) + residual_add.residual(harbor)),
+            2, 2, ceil_mode=True,
+        )
+
+    assert tuple(activations[1]["b"].shape) == (2, 4, 4, 4)
+    torch.testing.assert_close(activations[1]["b"], expected)

@@ -101,6 +101,7 @@ def build_memory_op(
     input_shape: Sequence[int] | None,
     num_timesteps: int | None,
     in_channels: int | None = None,
+    residual_shape: Sequence[int] | None = None,
 ) -> nn.Module:
     """Build a nested memory-op spec for an input of shape ``input_shape`` (without the batch dimension).
 
@@ -116,14 +117,24 @@ def build_memory_op(
         provided["in_channels"] = in_channels
     if num_timesteps is not None:
         provided["num_timesteps"] = num_timesteps
+    if residual_shape is not None:
+        provided["residual_shape"] = tuple(residual_shape)
     return build_component("memory_op", spec, where=where, provided=provided)
 
 
-def infer_memory_op_shape(op: nn.Module, input_shape: Sequence[int], takes_timestep: bool) -> tuple[int, ...]:
+def infer_memory_op_shape(
+    op: nn.Module,
+    input_shape: Sequence[int],
+    takes_timestep: bool,
+    residual_shape: Sequence[int] | None = None,
+) -> tuple[int, ...]:
     """Return the output shape of ``op`` (without the batch dimension) for an input of ``input_shape``.
 
     Runs on the ``meta`` device at time step 0, so no parameters, statistics
-    or random state change.
+    or random state change. ``residual_shape`` is the shape of the residual
+    input, for ops whose ``forward`` declares ``residual``.
     """
-    kwargs = {"curr_timestep": 0} if takes_timestep else {}
+    kwargs: dict[str, Any] = {"curr_timestep": 0} if takes_timestep else {}
+    if residual_shape is not None and "residual" in inspect.signature(op.forward).parameters:
+        kwargs["residual"] = meta_tensor(tuple(residual_shape))
     return tuple(infer_output_shape(op, meta_tensor(tuple(input_shape)), **kwargs))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,6 +40,10 @@ class Sequential(nn.Module):
             Default None.
         num_timesteps: the graph's number of time steps, provided by the
             graph. Default None.
+        residual_shape: shape of the node's harbor output, provided by the
+            graph. Ops that take a residual input (``ResidualAdd``) get it and,
+            on nodes with ``residual: true``, the harbor output at every step,
+            as in PyTorchTNN. Default None.
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class Sequential(nn.Module):
         in_channels: int | None = None,
         input_shape: Sequence[int] | None = None,
         num_timesteps: int | None = None,
+        residual_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
 
@@ -59,16 +65,19 @@ class Sequential(nn.Module):
         current_shape = None if input_shape is None else tuple(input_shape)
         current_channels = in_channels
         for index, spec in enumerate(list_of_func_kwargs):
-            op = build_memory_op(spec, f"list_of_func_kwargs[{index}]", current_shape, num_timesteps, current_channels)
+            op = build_memory_op(
+                spec, f"list_of_func_kwargs[{index}]", current_shape, num_timesteps, current_channels, residual_shape
+            )
             ops.append(op)
 
             if current_shape is not None:
-                current_shape = infer_memory_op_shape(op, current_shape, accepts_keyword(op, "curr_timestep"))
+                current_shape = infer_memory_op_shape(op, current_shape, accepts_keyword(op, "curr_timestep"), residual_shape)
                 logger.debug("Sequential op %d (%s) outputs shape %s", index, type(op).__name__, current_shape)
             current_channels = None
 
         self.sequential_mem = nn.ModuleList(ops)
         self._takes_timestep = [accepts_keyword(op, "curr_timestep") for op in ops]
+        self._takes_residual = ["residual" in inspect.signature(op.forward).parameters for op in ops]
 
     @classmethod
     def nested_specs(cls, kwargs: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
@@ -78,8 +87,14 @@ class Sequential(nn.Module):
             return []
         return [("memory_op", f"list_of_func_kwargs[{index}]", spec) for index, spec in enumerate(specs)]
 
-    def forward(self, x: torch.Tensor, curr_timestep: int | None = None) -> torch.Tensor:
-        """Apply every op in order, passing ``curr_timestep`` to the ops that declare it."""
-        for op, takes_timestep in zip(self.sequential_mem, self._takes_timestep):
-            x = call_memory_op(op, takes_timestep, x, curr_timestep)
+    def forward(self, x: torch.Tensor, curr_timestep: int | None = None, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply every op in order, passing ``curr_timestep`` and ``residual`` to the ops that declare them."""
+        for op, takes_timestep, takes_residual in zip(self.sequential_mem, self._takes_timestep, self._takes_residual):
+            if takes_residual:
+                kwargs: dict[str, Any] = {"residual": residual}
+                if takes_timestep:
+                    kwargs["curr_timestep"] = curr_timestep
+                x = op(x, **kwargs)
+            else:
+                x = call_memory_op(op, takes_timestep, x, curr_timestep)
         return x
