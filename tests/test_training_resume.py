@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,9 @@ def test_resume_continues_epoch_and_optimizer_state(tmp_path):
         assert torch.equal(saved_state[key]["exp_avg"], resumed_state[key]["exp_avg"])
         assert torch.equal(saved_state[key]["exp_avg_sq"], resumed_state[key]["exp_avg_sq"])
     assert final["global_step"] == 2 * steps_per_epoch
-    epochs_logged = {line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()[1:]}
-    assert epochs_logged == {"0", "1"}
+    with open(out / "metrics.csv", newline="") as handle:
+        validated_epochs = {row["epoch"] for row in csv.DictReader(handle) if row["val/acc"]}
+    assert validated_epochs == {"0", "1"}
     assert result.evaluation is not None
 
 
