@@ -19,14 +19,17 @@ from .errors import ConfigError, Problem
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "convert_ptnn_state_dict", "load_ptnn_state_dict", "read_checkpoint_state_dict"]
+__all__ = ["CheckpointError", "convert_ptnn_state_dict", "load_ptnn_state_dict", "load_state_dict_file", "read_checkpoint_state_dict"]
 
 _SLOTS = {"_harbor_policy": "harbor_policy", "_pre_memory": "pre_memory", "_recurrent_cell": "recurrent_cell", "_post_memory": "post_memory"}
 _WRAPPER_PREFIXES = ("model.", "module.", "_orig_mod.")
 
 
 class CheckpointError(ConfigError):
-    """A checkpoint does not fit the graph it is loaded into."""
+    """A checkpoint cannot be read or does not fit the graph it is loaded into."""
+
+    def _format(self) -> str:
+        return super()._format().replace("invalid config", "invalid checkpoint", 1)
 
 
 def _strip_wrapper_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,9 +134,31 @@ def load_ptnn_state_dict(graph: Any, state_dict: Mapping[str, Any], strict: bool
         if key in expected and tuple(value.shape) != tuple(expected[key].shape):
             problems.append(Problem(key, f"shape {list(value.shape)} in the checkpoint, {list(expected[key].shape)} in the graph"))
     if problems:
-        raise CheckpointError(problems, source="checkpoint (does it come from the same config and input_shape?)")
+        raise CheckpointError(problems, source="(was it saved from the same config and input_shape?)")
     graph.load_state_dict({k: v for k, v in converted.items() if k in expected}, strict=strict)
     return converted
+
+
+def load_state_dict_file(graph: Any, path: str | Path) -> None:
+    """Load a state dict saved from a pytorch-tnn graph (``.pt``, or a ``tnn train`` ``.ckpt``) into ``graph``.
+
+    Prefixes added by Lightning, DDP and ``torch.compile`` are removed. A
+    missing, unexpected or mis-shaped key is a ``CheckpointError`` naming it.
+    """
+    state = _strip_wrapper_prefixes(read_checkpoint_state_dict(path))
+    expected = graph.state_dict()
+    problems = [Problem(k, "missing from the checkpoint") for k in expected if k not in state]
+    problems += [Problem(k, "unexpected: the graph has no such parameter or buffer") for k in state if k not in expected]
+    problems += [
+        Problem(k, f"shape {list(v.shape)} in the checkpoint, {list(expected[k].shape)} in the graph")
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if problems:
+        looks_like_ptnn = any(f".{slot}." in key for key in state for slot in _SLOTS)
+        hint = " (PyTorchTNN naming: convert it with `tnn convert-ptnn` first)" if looks_like_ptnn else ""
+        raise CheckpointError(problems, source=f"{path}{hint}")
+    graph.load_state_dict(state)
 
 
 def read_checkpoint_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -144,7 +169,8 @@ def read_checkpoint_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(Problem("", f"cannot read checkpoint {str(path)!r}: {exc}")) from exc
+        raise CheckpointError(Problem("", f"cannot read {str(path)!r}: torch.load failed with {type(exc).__name__}, so it is "
+                                      "corrupt or not a file saved by torch.save")) from exc
     if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
         data = data["state_dict"]
     if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):

@@ -13,7 +13,7 @@ from torch import nn
 from . import hooks
 from .builder import NodeInfo, build_nodes
 from .config import ConfigSource, load_config
-from .errors import UnrollError
+from .errors import ConfigError, UnrollError
 from .registry import registry
 from .schedules import STIMULUS, UnrollPlan
 from .spec import GraphSpec, parse_graph_config
@@ -80,7 +80,12 @@ class TemporalGraph(nn.Module):
         self.topology = spec.topology
         self.transform = transform if transform is not None else nn.Identity()
 
-        modules, infos = build_nodes(spec, recurrent_module)
+        try:
+            modules, infos = build_nodes(spec, recurrent_module)
+        except ConfigError as exc:
+            if exc.source is not None:
+                raise
+            raise type(exc)(exc.problems, source=label) from exc
         self.nodes = nn.ModuleDict({name: modules[name] for name in self.topology.build_order})
         self.node_info: dict[str, NodeInfo] = infos
         self._node_list = [modules[name] for name in self.topology.node_names]

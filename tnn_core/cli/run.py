@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..compat import read_checkpoint_state_dict
+from ..compat import load_state_dict_file
 from ..errors import ConfigError, Problem
 from ..temporal_graph import TemporalGraph
 
@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--batch", type=int, default=2, metavar="N", help="batch size of the random input (default: 2)")
     parser.add_argument("--mode", choices=["biological", "full"], default="biological", help="unroll schedule (default: biological)")
     parser.add_argument("--input", type=Path, metavar="FILE", help="input tensor, .npy or .pt, (N, T, C, H, W) or (N, C, H, W); default: random normal")
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="state dict (.pt) to load, e.g. from `tnn convert-ptnn`")
+    parser.add_argument("--weights", type=Path, metavar="FILE", help="weights to load: a state dict (.pt, e.g. from `tnn convert-ptnn`) or a `tnn train` checkpoint (.ckpt)")
+    parser.add_argument("--input-shape", nargs=3, type=int, metavar=("C", "H", "W"), help="stimulus shape; overrides the config's input_shape")
+    parser.add_argument("--num-timesteps", type=int, metavar="T", help="overrides the config's num_timesteps")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random input (default: 0)")
     parser.add_argument("--threads", type=int, default=None, metavar="K", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--save", type=Path, metavar="OUT.pt", help="save the outputs of every step, (N, T, ...), to this file")
@@ -50,9 +52,9 @@ def _read_input(path: Path) -> torch.Tensor:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    graph = TemporalGraph(args.config).eval()
+    graph = TemporalGraph(args.config, input_shape=args.input_shape, num_timesteps=args.num_timesteps).eval()
     if args.weights:
-        graph.load_state_dict(read_checkpoint_state_dict(args.weights))
+        load_state_dict_file(graph, args.weights)
 
     if args.input is not None:
         inputs = _read_input(args.input)

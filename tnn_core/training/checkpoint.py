@@ -40,7 +40,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for truncated or foreign files
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path} is corrupt or not a PyTorch checkpoint (torch.load failed with {type(exc).__name__}); "
             f"use another checkpoint or train again"
         ) from exc
 
