@@ -246,3 +246,44 @@ def test_every_option_has_help(capsys):
             assert action.help and action.help != argparse.SUPPRESS, f"tnn {name}: {label} has no help text"
             for option in action.option_strings:
                 assert option in text, f"tnn {name} --help does not show {option}"
+
+
+def test_validate_builds_by_default(tmp_path, capsys):
+    config = {
+        "input_shape": [1, 8, 8], "input_nodes": ["a"], "output_node": "a", "edges": [],
+        "nodes": [{"name": "a", "pre_memory": {"name": "Conv2dCell", "out_channels": 2, "ksize": 3, "activation": "Relu"}}],
+    }
+    path = tmp_path / "bad_activation.json"
+    path.write_text(json.dumps(config))
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "Did you mean 'ReLU'?" in err, err
+    assert main(["validate", "--no-build", str(path)]) == 0
+
+
+def test_validate_follows_training_file(tmp_path, capsys):
+    graph = {
+        "input_shape": [1, 8, 8], "input_nodes": ["a"], "output_node": "a", "edges": [],
+        "nodes": [{"name": "a", "pre_memory": {"name": "Conv2dCell", "out_channels": 2, "ksize": 3}}],
+    }
+    (tmp_path / "graph.json").write_text(json.dumps(graph))
+    (tmp_path / "train.yaml").write_text("model:\n  config: graph.json\n  input_shape: [1, 10, 10]\ndata:\n  name: digits\n")
+    assert main(["validate", str(tmp_path / "train.yaml")]) == 0
+    assert "ok (1 nodes" in capsys.readouterr().out
+
+
+def test_run_loads_train_checkpoint_keys(tmp_path, capsys):
+    from tnn_core import TemporalGraph
+
+    graph = {
+        "input_shape": [1, 8, 8], "input_nodes": ["a"], "output_node": "a", "edges": [],
+        "nodes": [{"name": "a", "pre_memory": {"name": "Conv2dCell", "out_channels": 2, "ksize": 3}}],
+    }
+    config_path = tmp_path / "graph.json"
+    config_path.write_text(json.dumps(graph))
+    state = {f"model.{k}": v for k, v in TemporalGraph(graph).state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "last.ckpt")
+    assert main(["run", str(config_path), "--weights", str(tmp_path / "last.ckpt"), "--n-times", "2"]) == 0
+    torch.save({"a._pre_memory.conv.weight": torch.zeros(2, 1, 3, 3)}, tmp_path / "ptnn.pt")
+    assert main(["run", str(config_path), "--weights", str(tmp_path / "ptnn.pt")]) == 1
+    assert "tnn convert-ptnn" in capsys.readouterr().err

@@ -418,3 +418,24 @@ def test_invalid_file_message_names_source(tmp_path: Path):
         validate_config(path)
     assert info.value.source == str(path)
     assert str(path) in str(info.value), str(info.value)
+
+
+def test_unknown_shape_from_reported_with_bad_edge():
+    config = chain_config()
+    config["edges"][1]["to"] = "conv9"
+    node_of(config, "conv2")["shape_from"] = "conv7"
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    wheres = [p.where for p in info.value.problems]
+    assert "edges[1].to" in wheres
+    assert "nodes[conv2].shape_from" in wheres, wheres
+
+
+def test_near_miss_key_not_also_missing():
+    config = chain_config()
+    spec = node_of(config, "conv2")["pre_memory"]
+    spec["kszie"] = spec.pop("ksize")
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    wheres = [p.where for p in info.value.problems]
+    assert wheres == ["nodes[conv2].pre_memory.kszie"], wheres

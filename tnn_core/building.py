@@ -143,9 +143,11 @@ def check_component_spec(
     hints = _type_hints(cls)
     problems = []
     kwargs = {k: v for k, v in spec.items() if k != "name"}
+    suggested: set[str] = set()
     for key, value in kwargs.items():
         if key not in params and not var_keyword:
             close = difflib.get_close_matches(key, list(params), n=2, cutoff=0.6)
+            suggested.update(close)
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             valid = ", ".join(p for p in params if p not in provided) or "(none)"
             problems.append(Problem(f"{where}.{key}", f"{spec['name']} does not accept {key!r}.{hint} Valid keys: {valid}"))
@@ -162,7 +164,7 @@ def check_component_spec(
                 Problem(f"{where}.{key}", f"expected {_describe_hint(hint_type)} for {spec['name']}.{key}, got {value!r}")
             )
     for name, p in params.items():
-        if p.default is _EMPTY and name not in kwargs and name not in provided:
+        if p.default is _EMPTY and name not in kwargs and name not in provided and name not in suggested:
             problems.append(Problem(f"{where}.{name}", f"missing: {spec['name']} needs {name!r}"))
     return problems
 

@@ -7,6 +7,7 @@ the built-in ones do.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,7 +28,10 @@ def make_activation(name: str | None, kwargs: Mapping[str, Any] | None = None) -
     cls = getattr(nn, name, None) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)) or name not in _ACTIVATION_NAMES:
         valid = ", ".join(sorted(_ACTIVATION_NAMES))
-        raise ValueError(f"unknown activation {name!r}; valid names are the torch.nn activation classes: {valid}")
+        close = [n for n in _ACTIVATION_NAMES if isinstance(name, str) and n.lower() == name.lower()]
+        close += difflib.get_close_matches(str(name), sorted(_ACTIVATION_NAMES), n=2, cutoff=0.7)
+        hint = f" Did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?" if close else ""
+        raise ValueError(f"unknown activation {name!r}.{hint} Valid names (torch.nn activation classes): {valid}")
     try:
         return cls(**dict(kwargs or {}))
     except TypeError as exc:
@@ -44,6 +48,7 @@ def _activation_names() -> frozenset[str]:
         if isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == activation_module.__name__:
             names.add(attr)
     names.add("Identity")
+    names.discard("MultiheadAttention")  # not an elementwise activation: it takes query, key and value
     return frozenset(names)
 
 

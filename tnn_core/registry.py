@@ -250,7 +250,8 @@ class Registry:
             parts.append(f"Did you mean {' or '.join(repr(c) for c in close)}?")
         parts.append(f"Available {KIND_PLURALS[kind]}: {', '.join(available) if available else '(none installed)'}.")
         if kind == "cell":
-            parts.append("More cells come from plugin packages such as tnn-cells-rgc (pip install it, then run `tnn plugins`).")
+            parts.append("More cells come from plugin packages such as tnn-cells-rgc (pytorch-tnn's plugins_example/tnn-cells-rgc): "
+                         "pip install the package that provides the cell, then check `tnn plugins`.")
         else:
             parts.append("Plugin packages add more; run `tnn plugins` to see what is installed.")
         return " ".join(parts)

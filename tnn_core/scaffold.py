@@ -216,7 +216,7 @@ def test_cell_conforms_on_vectors() -> None:
 README = '''\
 # {{distribution}}
 
-The `{{name}}` recurrent cell as a plugin for [pytorch-tnn](https://pypi.org/project/pytorch-tnn/).
+The `{{name}}` recurrent cell as a plugin for pytorch-tnn, the temporal neural network framework.
 Installing this package registers `{{name}}` in the `tnn.cells` entry-point group, so a
 node's config can name it.
 

@@ -105,10 +105,16 @@ def parse_graph_config(
     steps = _parse_num_timesteps(config.get("num_timesteps") if num_timesteps is None else num_timesteps, problems)
     ff_order = _parse_ff_order(config.get("ff_order"), node_names, problems)
 
-    structure_ok = not problems and nodes
-    if structure_ok:
-        _check_reachability(nodes, edges, input_nodes, problems)
-        _check_shape_from(nodes, edges, input_nodes, problems)
+    # Structural checks need the node list and input nodes. With invalid edges only
+    # shape_from values naming unknown nodes are reported, because reachability and
+    # predecessor checks would mostly repeat the edge problems.
+    edges_ok = not any(p.where.startswith("edges") for p in problems)
+    if nodes and input_nodes:
+        if edges_ok:
+            _check_reachability(nodes, edges, input_nodes, problems)
+            _check_shape_from(nodes, edges, input_nodes, problems)
+        else:
+            _check_shape_from_names(nodes, problems)
     for node in nodes.values():
         _check_components(node, problems)
 
@@ -346,6 +352,12 @@ def _check_shape_from(nodes: dict[str, NodeSpec], edges: list[tuple[str, str]], 
             problems.append(Problem(node.where("shape_from"), f"shape_from forms a cycle ({' -> '.join(chain + [current])}); "
                                     "following shape_from must lead back to an input node"))
             return
+
+
+def _check_shape_from_names(nodes: dict[str, NodeSpec], problems: list[Problem]) -> None:
+    for node in nodes.values():
+        if node.shape_from is not None and node.shape_from not in nodes:
+            problems.append(Problem(node.where("shape_from"), f"unknown node {node.shape_from!r}; nodes: {', '.join(nodes)}"))
 
 
 def _check_components(node: NodeSpec, problems: list[Problem]) -> None:
