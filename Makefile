@@ -3,15 +3,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# A CPU build of torch; an unpinned torch would pull a multi-gigabyte CUDA build.
+# The pinned torch. On this project's machines pip finds the CPU build of
+# 2.13.0 on local disk; elsewhere PyPI serves a CUDA build of several GB, and
+# `make ... TORCH_INDEX=https://download.pytorch.org/whl/cpu` gets the CPU build.
 TORCH := torch==2.13.0
+TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install train test bench clean
 
 $(STAMP): pyproject.toml plugins_example/tnn-cells-rgc/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[train,data,test]" -e ./plugins_example/tnn-cells-rgc
 	touch $(STAMP)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -130,6 +131,11 @@ def build_settings(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     """Train, then print the test accuracy overall and per time step."""
     from ..training import TrainingError, require_training_packages
+
+    # The training modules log few INFO lines (thread count, data split); show them by default.
+    training_logger = logging.getLogger("tnn_core.training")
+    if training_logger.getEffectiveLevel() > logging.INFO:
+        training_logger.setLevel(logging.INFO)
 
     try:
         require_training_packages()
