@@ -224,5 +224,7 @@ def _infer(node: NodeSpec, key: str, module: nn.Module, *args: Any, **kwargs: An
         return infer_output_shape(module, *args, **kwargs)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         shapes = [list(a.shape[1:]) for a in args if hasattr(a, "shape")]
-        raise ConfigError(Problem(node.where(key), f"{getattr(module, '__class__').__name__} failed on input of shape "
-                                  f"{shapes[0] if shapes else '?'} (per sample): {exc}")) from exc
+        raise ConfigError(Problem(node.where(key), f"{type(module).__name__} failed on input of shape "
+                                  f"{shapes[0] if shapes else '?'} (per sample): {exc}. That shape follows from input_shape "
+                                  "and the ops before this one; if it is too small, use a larger input_shape or smaller "
+                                  "strides and kernels")) from exc
