@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import graphlib
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["Topology"]
@@ -184,6 +184,3 @@ class Topology:
                 longest[n] = max(longest[n] or 0, longest[p] + 1)
         return longest[self.output_node] or 0
 
-
-def unique(items: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(items))

@@ -27,7 +27,7 @@ from .checkpoint import CHECKPOINT_DIR, last_checkpoint_path, read_checkpoint
 from .datamodule import TNNDataModule
 from .errors import CheckpointError, TrainingError
 from .evaluation import Evaluation, evaluate_module
-from .module import TNNLightningModule, plugin_records, software_versions
+from .module import TNNLightningModule, software_versions
 from .report import merge_metrics_csv, plot_accuracy_by_step, write_summary
 from .settings import ModelSettings, TrainSettings, default_threads
 
