@@ -56,7 +56,7 @@ CONFORMANCE_KWARGS: dict[str, dict[str, dict[str, Any]]] = {
         "MaxPool": {"ksize": 2},
         "FullyConnected": {"out_channels": 5},
         "ResidualAdd": {"feedforward_func_kwargs": {"name": "Conv2dCell", "out_channels": 4, "ksize": 3, "padding": 1}},
-        # Sequential declares `residual` (it passes it on to ResidualAdd), so the list holds one.
+        # Sequential declares `residual` because it passes it on to ResidualAdd, so the list contains one.
         "Sequential": {
             "list_of_func_kwargs": [
                 {"name": "ResidualAdd", "feedforward_func_kwargs": {"name": "Conv2dCell", "out_channels": 4, "ksize": 3, "padding": 1}},

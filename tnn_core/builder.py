@@ -40,10 +40,7 @@ class NodeInfo:
 
 def _cell_splits_inputs(spec: NodeSpec) -> bool:
     cls = registry.get("cell", spec.recurrent_cell["name"], spec.where("recurrent_cell.name"))
-    import inspect
-
-    forward = getattr(cls, "forward", None)
-    return forward is not None and "fb_input" in inspect.signature(forward).parameters
+    return "fb_input" in declared_forward_arguments(cls)
 
 
 def _resolve_module_class(recurrent_module: Any) -> type[RecurrentModule]:

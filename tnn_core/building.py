@@ -4,8 +4,8 @@ Keyword arguments are checked against the component's constructor signature
 before it is called: unknown keys get a did-you-mean, missing required keys
 and values of the wrong type are reported with their config path. The
 framework also provides some arguments itself (``in_channels``,
-``input_shape``, ``num_timesteps``, ...); they are passed only to components
-whose constructor declares them, and a config value that contradicts the
+``input_shape``, ``num_timesteps``, ...). They are passed only to components
+whose constructor declares them. A config value that contradicts the
 inferred one is an error instead of being overwritten.
 """
 
@@ -124,8 +124,8 @@ def check_component_spec(
 ) -> list[Problem]:
     """Return every problem with ``spec`` as a component of ``kind``, without building it.
 
-    ``provided`` holds the arguments the framework will pass (inferred
-    channels, shapes, ...); they count as present. A spec whose component
+    ``provided`` contains the arguments the framework will pass (inferred
+    channels, shapes, ...), which count as present. A spec whose component
     cannot be found or imported returns that one problem.
     """
     provided = dict(provided or {})

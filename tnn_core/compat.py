@@ -98,8 +98,8 @@ def _reorder_split_inputs(graph: Any, state: dict[str, torch.Tensor]) -> None:
             raise CheckpointError(Problem(f"nodes[{name}]", f"PyTorchTNN splits this node's inputs at {channels[ff]} "
                                           f"channels but its first input {first!r} has {channels[first]}; the checkpoint "
                                           "cannot come from a working PyTorchTNN model of this config"))
-        # PyTorchTNN's feedback blocks, by position, were trained on ptnn_order[1:];
-        # the block that saw ff now sees `first` (the input that took its place).
+        # PyTorchTNN's feedback blocks, by position, were trained on ptnn_order[1:].
+        # The block trained on ff now receives `first`, the input that took its place.
         ptnn_fb = [first if src == ff else src for src in ptnn_order[1:]]
         our_fb = ours[1:]
         cell = graph.nodes[name].recurrent_cell
@@ -115,6 +115,20 @@ def _reorder_split_inputs(graph: Any, state: dict[str, torch.Tensor]) -> None:
             raise CheckpointError(Problem(f"nodes[{name}].recurrent_cell", str(exc))) from exc
 
 
+def _key_problems(state: Mapping[str, Any], expected: Mapping[str, torch.Tensor], strict: bool = True) -> list[Problem]:
+    """Return a problem per mis-shaped key of ``state`` and, with ``strict``, per missing or unexpected key."""
+    problems = []
+    if strict:
+        problems += [Problem(k, "missing from the checkpoint") for k in expected if k not in state]
+        problems += [Problem(k, "unexpected: the graph has no such parameter or buffer") for k in state if k not in expected]
+    problems += [
+        Problem(k, f"shape {list(v.shape)} in the checkpoint, {list(expected[k].shape)} in the graph")
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    return problems
+
+
 def load_ptnn_state_dict(graph: Any, state_dict: Mapping[str, Any], strict: bool = True) -> dict[str, torch.Tensor]:
     """Load a PyTorchTNN state dict into ``graph`` and return the converted dict.
 
@@ -124,15 +138,7 @@ def load_ptnn_state_dict(graph: Any, state_dict: Mapping[str, Any], strict: bool
     """
     converted = convert_ptnn_state_dict(graph, state_dict)
     expected = graph.state_dict()
-    problems = []
-    missing = [k for k in expected if k not in converted]
-    unexpected = [k for k in converted if k not in expected]
-    if strict:
-        problems += [Problem(k, "missing from the checkpoint") for k in missing]
-        problems += [Problem(k, "unexpected: the graph has no such parameter or buffer") for k in unexpected]
-    for key, value in converted.items():
-        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
-            problems.append(Problem(key, f"shape {list(value.shape)} in the checkpoint, {list(expected[key].shape)} in the graph"))
+    problems = _key_problems(converted, expected, strict)
     if problems:
         raise CheckpointError(problems, source="(was it saved from the same config and input_shape?)")
     graph.load_state_dict({k: v for k, v in converted.items() if k in expected}, strict=strict)
@@ -146,14 +152,7 @@ def load_state_dict_file(graph: Any, path: str | Path) -> None:
     missing, unexpected or mis-shaped key is a ``CheckpointError`` naming it.
     """
     state = _strip_wrapper_prefixes(read_checkpoint_state_dict(path))
-    expected = graph.state_dict()
-    problems = [Problem(k, "missing from the checkpoint") for k in expected if k not in state]
-    problems += [Problem(k, "unexpected: the graph has no such parameter or buffer") for k in state if k not in expected]
-    problems += [
-        Problem(k, f"shape {list(v.shape)} in the checkpoint, {list(expected[k].shape)} in the graph")
-        for k, v in state.items()
-        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
-    ]
+    problems = _key_problems(state, graph.state_dict())
     if problems:
         looks_like_ptnn = any(f".{slot}." in key for key in state for slot in _SLOTS)
         hint = " (PyTorchTNN naming: convert it with `tnn convert-ptnn` first)" if looks_like_ptnn else ""

@@ -22,7 +22,7 @@ def tnn_rewrite_config(config: dict[str, Any], source: str) -> dict[str, Any] | 
     """Rewrite a loaded config before it is validated.
 
     Called once per load, for every implementation in registration order;
-    each one sees the result of the previous one. Return a new config (a
+    each one receives the result of the previous one. Return a new config (a
     dict in pytorch-tnn's format) to replace it, or ``None`` to leave it as
     it is. This is how a plugin adds another config dialect: recognise its
     own format (a marker key, say) and translate it.

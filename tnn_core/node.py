@@ -11,8 +11,8 @@ from torch import nn
 __all__ = ["RecurrentModule", "RecurrentModuleRGC", "declared_forward_arguments"]
 
 
-def declared_forward_arguments(module: nn.Module) -> frozenset[str]:
-    """Return the names of the keyword arguments ``module.forward`` declares (``**kwargs`` counts as none)."""
+def declared_forward_arguments(module: nn.Module | type[nn.Module]) -> frozenset[str]:
+    """Return the names of the keyword arguments ``forward`` of a module or module class declares (``**kwargs`` counts as none)."""
     params = inspect.signature(module.forward).parameters.values()
     return frozenset(
         p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

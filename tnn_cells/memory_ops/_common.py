@@ -12,6 +12,7 @@ from torch import nn
 
 from tnn_core.building import build_component
 from tnn_core.layers import TimeVaryingNorm
+from tnn_core.node import declared_forward_arguments
 from tnn_core.shapes import infer_output_shape, meta_tensor
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,6 @@ def infer_memory_op_shape(
     input, for ops whose ``forward`` declares ``residual``.
     """
     kwargs: dict[str, Any] = {"curr_timestep": 0} if takes_timestep else {}
-    if residual_shape is not None and "residual" in inspect.signature(op.forward).parameters:
+    if residual_shape is not None and "residual" in declared_forward_arguments(op):
         kwargs["residual"] = meta_tensor(tuple(residual_shape))
     return tuple(infer_output_shape(op, meta_tensor(tuple(input_shape)), **kwargs))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,7 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import accepts_keyword, build_memory_op, call_memory_op, infer_memory_op_shape
+from tnn_core.node import declared_forward_arguments
+
+from ._common import (
+    accepts_keyword,
+    build_memory_op,
+    call_memory_op,
+    infer_memory_op_shape,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ class Sequential(nn.Module):
 
         self.sequential_mem = nn.ModuleList(ops)
         self._takes_timestep = [accepts_keyword(op, "curr_timestep") for op in ops]
-        self._takes_residual = ["residual" in inspect.signature(op.forward).parameters for op in ops]
+        self._takes_residual = ["residual" in declared_forward_arguments(op) for op in ops]
 
     @classmethod
     def nested_specs(cls, kwargs: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
